@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny configs and image tensors so every training test runs on CPU in seconds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganlab.config import build_config
+
+ALL_TRICKS = ("augment", "input_noise", "soft_labels", "batch_norm", "activation")
+
+
+def tiny_raw(tmp_path: Path, tricks: dict | None = None, **sections) -> dict:
+    """A raw config dict for a tiny DCGAN on 16x16 images; `sections` override tables key by key."""
+    raw = {
+        "name": "tiny",
+        "seed": 0,
+        "device": "cpu",
+        "runs_dir": str(tmp_path / "runs"),
+        "model": {"latent_dim": 8, "g_width": 4, "d_width": 4},
+        "train": {"epochs": 2, "batch_size": 8, "log_every": 2, "sample_every": 0, "checkpoint_every": 4,
+                  "n_samples": 4},
+        "data": {"image_size": 16},
+        "tricks": {name: {"enabled": True} for name in ALL_TRICKS} if tricks is None else tricks,
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            raw.setdefault(key, {}).update(value)
+        else:
+            raw[key] = value
+    return raw
+
+
+@pytest.fixture
+def tiny_images() -> torch.Tensor:
+    """48 random uint8 images, 16x16: 6 batches of 8 per epoch."""
+    g = torch.Generator().manual_seed(123)
+    return torch.randint(0, 256, (48, 3, 16, 16), generator=g, dtype=torch.uint8)
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    def make(tricks: dict | None = None, **sections):
+        return build_config(tiny_raw(tmp_path, tricks, **sections), source=str(tmp_path / "tiny.toml"))
+
+    return make
