@@ -94,7 +94,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     table = Table(title="ganlab tricks")
     for col in ("trick", "from", "hooks", "options (default)"):
         table.add_column(col)
-    files = config.plugins if config else []
+    files = config.plugins if config else [str(Path(p).resolve()) for p in args.plugin]
     for name, src in sorted(available_tricks(files).items()):
         hooks = trick_hooks(src.cls)
         opts = ", ".join(f"{k}={v!r}" for k, v, _ in describe(src.cls.Options))

@@ -33,6 +33,8 @@ BUILTIN_TRICKS = (
     "ganlab_plugins.batch_norm",
     "ganlab_plugins.activation",
     "ganlab_plugins.augment",
+    "ganlab_plugins.ema",
+    "ganlab_plugins.spectral_norm",
 )
 ENTRY_POINT_GROUP = "ganlab"
 AUTOLOAD_ENV = "GANLAB_DISABLE_PLUGIN_AUTOLOAD"

@@ -280,10 +280,11 @@ class Trainer:
         rd.log(f"{'resume' if self.resume else 'start'} at step {s.step} of {self.total_steps} on {self.device} "
                f"({self.config.precision}); tricks: {', '.join(self.config.enabled_tricks()) or 'none'}")
         self.hook.ganlab_train_start(state=s)
-        acc = torch.zeros(4, device=self.device)  # d_loss, g_loss, D(x), D(G(z)) summed since the last log
-        acc_n, last, status = 0, {}, "finished"
+        # non-finite losses counted on the device; read (a sync) only at log steps and before checkpoints
+        bad = torch.zeros((), dtype=torch.long, device=self.device)
+        last, status = {}, "finished"
         t_log, step_log = time.perf_counter(), s.step
-        progress = None if self.quiet else _progress(self.total_steps, s.step)
+        progress = None if self.quiet else _progress()
         try:
             with _StopRequest() as stop, (progress or contextlib.nullcontext()):
                 task = (progress.add_task("train", total=self.total_steps, completed=s.step, epoch=s.epoch, losses="",
@@ -301,23 +302,24 @@ class Trainer:
                                                   f"{type(exc).__name__}: {exc} (run folder {rd.path} keeps its "
                                                   f"last checkpoint)") from exc
                             raise
-                        acc += torch.stack([s.d_loss.detach().float(), s.g_loss.detach().float(),
-                                            s.d_real, s.d_fake])
-                        acc_n += 1
+                        bad += (~torch.isfinite(torch.stack([s.d_loss.detach(), s.g_loss.detach()]))).sum()
                         at_end = s.step >= self.total_steps
-                        if s.step % t.log_every == 0 or at_end or s.stop or stop.requested:
-                            values = (acc / acc_n).tolist()
-                            if not all(math.isfinite(v) for v in values):
-                                status = "diverged"
-                                break
+                        will_save = (s.step % t.checkpoint_every == 0 or at_end or s.stop or stop.requested
+                                     or (t.snapshot_every and s.step % t.snapshot_every == 0))
+                        if (s.step % t.log_every == 0 or at_end or will_save) and bad.item():
+                            status = "diverged"
+                            break
+                        if s.step % t.log_every == 0 or at_end:
+                            # the values of this step (not an average), so a resumed run logs the same lines
                             now = time.perf_counter()
+                            values = torch.stack([s.d_loss.detach().float(), s.g_loss.detach().float(),
+                                                  s.d_real, s.d_fake]).tolist()
                             last = {"step": s.step, "epoch": s.epoch_progress, "d_loss": values[0],
                                     "g_loss": values[1], "d_real": values[2], "d_fake": values[3],
                                     "img_per_s": (s.step - step_log) * t.batch_size / max(now - t_log, 1e-9),
                                     **s.log}
                             rd.append_metrics(last)
-                            t_log, step_log, acc_n = now, s.step, 0
-                            acc.zero_()
+                            t_log, step_log = now, s.step
                             if progress:
                                 progress.update(task, completed=s.step, epoch=int(s.epoch_progress), **_fmt(last))
                         if (t.sample_every and s.step % t.sample_every == 0) or at_end:
@@ -363,7 +365,7 @@ def _fmt(record: dict[str, Any]) -> dict[str, str]:
             "speed": f"{record['img_per_s']:.0f} img/s"}
 
 
-def _progress(total: int, done: int):
+def _progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
