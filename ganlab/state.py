@@ -14,6 +14,7 @@ opt_g, opt_d       their Adam optimizers (a plugin may change param_groups, e.g.
 step               optimizer steps done so far, counting from 0 (read only)
 epoch              current epoch, from 0 (read only)
 steps_per_epoch    batches per epoch (read only)
+total_steps        steps this run trains for: train.epochs epochs, or train.max_steps if fewer (read only)
 real               D's view of the real batch, float in [-1, 1] (ganlab_real_batch: augment, add noise)
 z                  the latent batch G was fed (read only)
 fake               G(z), the generated batch as D sees it; gradients flow to G (ganlab_fake_batch: add
@@ -55,6 +56,7 @@ class TrainState:
     step: int = 0
     epoch: int = 0
     steps_per_epoch: int = 1
+    total_steps: int = 1
     real: torch.Tensor | None = None
     z: torch.Tensor | None = None
     fake: torch.Tensor | None = None
@@ -74,3 +76,8 @@ class TrainState:
     def epoch_progress(self) -> float:
         """Epochs done as a fraction (step / steps_per_epoch): what epoch-based schedules read."""
         return self.step / self.steps_per_epoch
+
+    @property
+    def run_epochs(self) -> float:
+        """The run's length in epochs (fewer than train.epochs when train.max_steps ends it first)."""
+        return self.total_steps / self.steps_per_epoch

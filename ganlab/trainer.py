@@ -175,7 +175,8 @@ class Trainer:
         spe = len(self.bank)
         self.total_steps = t.epochs * spe if not t.max_steps else min(t.max_steps, t.epochs * spe)
         self.state = TrainState(config=config, device=self.device, G=G, D=D, opt_g=opt_g, opt_d=opt_d,
-                                dtype=torch.bfloat16 if config.precision == "bf16" else None, steps_per_epoch=spe)
+                                dtype=torch.bfloat16 if config.precision == "bf16" else None, steps_per_epoch=spe,
+                                total_steps=self.total_steps)
         gen = torch.Generator().manual_seed(config.seed + 1)  # its own stream: sampling never shifts training's
         self.fixed_z = torch.randn(t.n_samples, config.model.latent_dim, generator=gen).to(self.device)
         self.best: dict[str, Any] | None = None

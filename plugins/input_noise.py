@@ -19,7 +19,7 @@ class InputNoiseOptions:
     std: float = opt(0.1, "std of the noise at the start (0.1 = the paper's variance 0.01)", min=0.0)
     end_std: float = opt(0.0, "std reached at the end of the horizon", min=0.0)
     schedule: str = opt("linear", "how the std decays: " + ", ".join(SCHEDULES), choices=SCHEDULES)
-    horizon_epochs: float = opt(0.0, "epochs over which the std decays (0: the whole run)", min=0.0)
+    horizon_epochs: float = opt(0.0, "epochs over which the std decays (0: the whole run, train.max_steps included)", min=0.0)
 
 
 def noise_std(options: InputNoiseOptions, epoch_progress: float, run_epochs: float) -> float:
@@ -33,7 +33,7 @@ class InputNoise(Trick):
     Options = InputNoiseOptions
 
     def _std(self, state: TrainState) -> float:
-        return noise_std(self.options, state.epoch_progress, state.config.train.epochs)
+        return noise_std(self.options, state.epoch_progress, state.run_epochs)
 
     @hookimpl
     def ganlab_real_batch(self, state: TrainState) -> None:

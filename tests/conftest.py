@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ganlab import hookimpl
 from ganlab.config import build_config
 
 ALL_TRICKS = ("augment", "input_noise", "soft_labels", "batch_norm", "activation")
@@ -45,3 +46,20 @@ def make_config(tmp_path):
         return build_config(tiny_raw(tmp_path, tricks, **sections), source=str(tmp_path / "tiny.toml"))
 
     return make
+
+
+class StopAt:
+    """A plugin that ends training after step `step` (status "stopped", checkpoint written)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    @hookimpl
+    def ganlab_after_step(self, state):
+        if state.step == self.step:
+            state.stop = True
+
+
+@pytest.fixture
+def stop_at():
+    return StopAt

@@ -52,11 +52,11 @@ def test_same_seed_same_losses_other_seed_other_losses(make_config, tiny_images)
     assert a != c
 
 
-def test_resume_continues_exactly(make_config, tiny_images):
+def test_resume_continues_exactly(make_config, tiny_images, stop_at):
     full = losses(train(make_config(), quiet=True, images=tiny_images).run_dir)
     # stop after 4 steps (mid-epoch), then resume the same folder to the end
-    first = train(make_config(train={"max_steps": 4}), quiet=True, images=tiny_images)
-    assert first.step == 4
+    first = train(make_config(), quiet=True, images=tiny_images, extra_plugins=[stop_at(4)])
+    assert first.step == 4 and first.status == "stopped"
     resumed = Trainer(make_config(), first.run_dir, resume=True, quiet=True, images=tiny_images).run()
     assert resumed.status == "finished" and resumed.step == 12
     assert losses(resumed.run_dir) == full
@@ -122,13 +122,8 @@ def test_plugin_raising_names_plugin_and_hook(make_config, tiny_images):
     assert str(rd) in str(info.value)
 
 
-def test_stop_flag_ends_training(make_config, tiny_images):
-    class StopAt3:
-        @hookimpl
-        def ganlab_after_step(self, state):
-            state.stop = state.step == 3
-
-    result = train(make_config(), quiet=True, images=tiny_images, extra_plugins=[StopAt3()])
+def test_stop_flag_ends_training(make_config, tiny_images, stop_at):
+    result = train(make_config(), quiet=True, images=tiny_images, extra_plugins=[stop_at(3)])
     assert result.status == "stopped" and result.step == 3
 
 

@@ -24,10 +24,10 @@ def test_on_averages_g_and_samples_from_the_average(make_config, tiny_images):
         assert torch.allclose(new, 0.5 * o + 0.5 * g)
 
 
-def test_average_is_in_the_checkpoint_and_resume_is_exact(make_config, tiny_images):
+def test_average_is_in_the_checkpoint_and_resume_is_exact(make_config, tiny_images, stop_at):
     cfg = lambda **t: make_config(tricks={"ema": {"decay": 0.9}}, **t)  # noqa: E731
     full = train(cfg(), quiet=True, images=tiny_images)
-    first = train(cfg(train={"max_steps": 4}), quiet=True, images=tiny_images)  # mid-epoch
+    first = train(cfg(), quiet=True, images=tiny_images, extra_plugins=[stop_at(4)])  # mid-epoch
     ckpt = load_checkpoint(first.run_dir / "checkpoints" / "latest.pt")
     assert set(ckpt["plugins"]["ema"]["G"]) == set(ckpt["G"])
     resumed = Trainer(cfg(), first.run_dir, resume=True, quiet=True, images=tiny_images).run()

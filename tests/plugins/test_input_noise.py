@@ -43,7 +43,7 @@ def test_schedules_are_pure_functions_of_progress():
     assert [noise_std(lin, t, 750) for t in (0, 5, 10, 20)] == pytest.approx([0.1, 0.05, 0.0, 0.0])
     exp = InputNoiseOptions(std=0.1, schedule="exponential", horizon_epochs=10)
     assert noise_std(exp, 10, 750) == pytest.approx(0.1 * torch.exp(torch.tensor(-5.0)).item())
-    whole_run = InputNoiseOptions(std=0.2)  # horizon 0: the run's epochs
+    whole_run = InputNoiseOptions(std=0.2)  # horizon 0: the run's length in epochs
     assert noise_std(whole_run, 375, 750) == pytest.approx(0.1)
     const = InputNoiseOptions(std=0.1, schedule="constant")
     assert noise_std(const, 700, 750) == 0.1
@@ -56,3 +56,10 @@ def test_off_leaves_batches_untouched(make_config, tiny_images):
     trainer.hook.ganlab_real_batch(state=s)
     trainer.hook.ganlab_fake_batch(state=s)
     assert s.real is real and s.fake is fake and "input_noise/std" not in s.log
+
+
+def test_default_horizon_is_the_runs_length_max_steps_included(make_config, tiny_images):
+    config = make_config(tricks={"input_noise": {"std": 0.1}}, train={"epochs": 100, "max_steps": 12})
+    trainer, s = state_with_batch(config, tiny_images, step=6)
+    trainer.hook.ganlab_real_batch(state=s)
+    assert s.log["input_noise/std"] == pytest.approx(0.05)
