@@ -255,7 +255,11 @@ class Trainer:
         from ganlab.metrics.plot import plot_curve
 
         if self.evaluator is None:
-            self.evaluator = Evaluator(self.config, self.device)
+            # reference "train" is the training set itself, already in memory (a data.tensor file included)
+            train_ref = self.config.eval.reference == "train"
+            self.evaluator = Evaluator(self.config, self.device, progress=not self.quiet,
+                                       reference_images=self.bank.images.cpu() if train_ref else None,
+                                       reference_name=self.config.eval.reference)
         gen = torch.Generator().manual_seed(self.config.seed + 2)
         latent = self.config.model.latent_dim
 

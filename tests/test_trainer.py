@@ -141,3 +141,32 @@ def test_bf16_autocast_trains(make_config, tiny_images):
     result = train(make_config(precision="bf16", train={"max_steps": 4}), quiet=True, images=tiny_images)
     assert result.status == "finished"
     assert all(abs(x) < 100 for _, d, g in losses(result.run_dir) for x in (d, g))
+
+
+class EvalRecorder:
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl
+    def ganlab_on_eval(self, state, metrics):
+        self.seen.append((state.step, metrics["mifid"]))
+
+
+def test_evaluation_during_training(make_config, tiny_images, tmp_path):
+    """Real MiFID (Inception) every epoch: metrics lines, the hook, best.pt and the curve."""
+    config = make_config(eval={"every_epochs": 1, "n_images": 4}, data={"cache_dir": str(tmp_path / "cache")})
+    recorder = EvalRecorder()
+    result = train(config, quiet=True, images=tiny_images[:24], extra_plugins=[recorder])  # 3 steps an epoch
+    rd = result.run_dir
+    evals = [json.loads(x) for x in (rd / "metrics.jsonl").read_text().splitlines() if "mifid" in x]
+    assert [e["step"] for e in evals] == [3, 6] and [s for s, _ in recorder.seen] == [3, 6]
+    for e in evals:
+        assert e["n"] == 4 and e["fid"] > 0 and e["mifid"] == pytest.approx(e["fid"] / (e["d_thr"] + 1e-15))
+    best = min(evals, key=lambda e: e["mifid"])
+    assert result.best["step"] == best["step"]
+    assert load_checkpoint(rd / "checkpoints" / "best.pt")["step"] == best["step"]
+    with Image.open(rd / "mifid.png") as im:
+        assert im.size[0] > 100
+    # evaluation draws from its own noise stream: training losses are those of a run without it
+    plain = train(make_config(), quiet=True, images=tiny_images[:24])
+    assert losses(rd) == losses(plain.run_dir)
