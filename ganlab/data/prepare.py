@@ -70,8 +70,8 @@ def settings_for(cfg: DataConfig, kind: str = "crops", draft_margin: float | Non
     """The Settings of a kind of set from the [data] table (draft_margin: None = the default)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if draft_margin is None:  # a [data] draft_margin key, should the config grow one
-        draft_margin = getattr(cfg, "draft_margin", _crops.DRAFT_MARGINS[kind])
+    if draft_margin is None:
+        draft_margin = _crops.DRAFT_MARGINS[kind]
     margin = float(draft_margin)
     if margin < 0:
         raise DataError(f"draft margin must be >= 0 (0: no draft decoding), got {margin}")
