@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,15 +254,18 @@ def dump_toml(data: dict[str, Any]) -> str:
             return "[" + ", ".join(scalar(x) for x in v) + "]"
         raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
+    def key(k: str) -> str:
+        return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else scalar(k)
+
     def table(d: dict, name: str) -> None:
         plain = {k: v for k, v in d.items() if not isinstance(v, dict)}
         subs = {k: v for k, v in d.items() if isinstance(v, dict)}
         if name and (plain or not subs):
             lines.append(f"\n[{name}]")
         for k, v in plain.items():
-            lines.append(f"{k} = {scalar(v)}")
+            lines.append(f"{key(k)} = {scalar(v)}")
         for k, v in subs.items():
-            table(v, f"{name}.{k}" if name else k)
+            table(v, f"{name}.{key(k)}" if name else key(k))
 
     table(data, "")
     return "\n".join(lines).lstrip("\n") + "\n"
