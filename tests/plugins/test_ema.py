@@ -47,3 +47,15 @@ def test_off_samples_from_g(make_config, tiny_images):
 
 def load_checkpoint_keys(trainer):
     return trainer._checkpoint_data()["plugins"]
+
+
+def test_ganlab_eval_scores_the_average(make_config, tiny_images):
+    from ganlab.metrics.cli import build_generator
+
+    result = train(make_config(tricks={"ema": {"decay": 0.9}}, train={"max_steps": 3}), quiet=True,
+                   images=tiny_images)
+    ckpt = load_checkpoint(result.run_dir / "checkpoints" / "latest.pt")
+    G = build_generator(make_config(tricks={"ema": {"decay": 0.9}}), ckpt, torch.device("cpu"))
+    ema = ckpt["plugins"]["ema"]["G"]
+    assert all(torch.equal(v, ema[k]) for k, v in G.state_dict().items())
+    assert any(not torch.equal(ema[k], ckpt["G"][k]) for k in ema)
