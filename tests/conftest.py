@@ -63,3 +63,12 @@ class StopAt:
 @pytest.fixture
 def stop_at():
     return StopAt
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine: one torch thread is several times faster than two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
