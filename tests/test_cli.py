@@ -20,7 +20,7 @@ def ganlab(*args, cwd=None):
 
 def test_help_lists_every_subcommand():
     out = ganlab("--help").stdout
-    for cmd in ("run", "plugins"):
+    for cmd in ("run", "plugins", "data", "eval", "ablate", "tune", "new-trick"):
         assert cmd in out
 
 
