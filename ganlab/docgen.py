@@ -7,7 +7,6 @@ disagree, or when a hook lacks its docs.
 """
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from pathlib import Path
 from typing import Callable

@@ -26,7 +26,7 @@ from ganlab.data.loader import ImageBank, to_float
 from ganlab.errors import DataError, PluginError
 from ganlab.models import build_models
 from ganlab.plugins import make_plugin_manager
-from ganlab.rundir import RunDir, atomic_write_text, load_checkpoint, new_run_dir, save_checkpoint
+from ganlab.rundir import RunDir, atomic_write, atomic_write_text, load_checkpoint, new_run_dir, save_checkpoint
 from ganlab.state import TrainState
 
 CHECKPOINT_VERSION = 1
@@ -244,8 +244,6 @@ class Trainer:
                          value_range=(-1, 1), padding=2)
         array = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
         path = self.rd.fakes(self.state.step)
-        from ganlab.rundir import atomic_write
-
         atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
         return path
 
@@ -343,8 +341,6 @@ class Trainer:
                             status = "interrupted"
                         if at_end or status != "finished":
                             break
-                    if s.step >= self.total_steps:
-                        break
         except BaseException as exc:
             if not isinstance(exc, PluginError):
                 rd.set_status("failed", s.step, error=repr(exc))

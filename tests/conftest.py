@@ -1,6 +1,8 @@
 """Shared fixtures: tiny configs and image tensors so every training test runs on CPU in seconds."""
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,24 @@ class StopAt:
 @pytest.fixture
 def stop_at():
     return StopAt
+
+
+class InterruptOnce:
+    """Sends this process a real SIGINT (Ctrl-C) at step `step` of the first run that reaches it."""
+
+    def __init__(self, step: int):
+        self.step, self.fired = step, False
+
+    @hookimpl
+    def ganlab_after_d_loss(self, state):
+        if state.step == self.step and not self.fired:
+            self.fired = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.fixture
+def interrupt_once():
+    return InterruptOnce
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import signal
 import statistics
 import sys
 import tomllib
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab import hookimpl, sweep
+from ganlab import sweep
 from ganlab.ablate import ablate, choose_tricks, plan_variants
 from ganlab.config import build_config
 from ganlab.errors import UserError
@@ -136,23 +134,10 @@ def test_ablation_runs_every_variant_and_seed_and_writes_the_tables(make):
     assert {e["trick"] for e in res.effects} == {"soft_labels", "input_noise"}
 
 
-class InterruptOnce:
-    """Sends this process a real SIGINT (Ctrl-C) at a step of the first run that reaches it."""
-
-    def __init__(self, step):
-        self.step, self.fired = step, False
-
-    @hookimpl
-    def ganlab_after_d_loss(self, state):
-        if state.step == self.step and not self.fired:
-            self.fired = True
-            os.kill(os.getpid(), signal.SIGINT)
-
-
-def test_rerun_resumes_interrupted_runs_and_skips_finished_ones(make):
+def test_rerun_resumes_interrupted_runs_and_skips_finished_ones(make, interrupt_once):
     config = make()
     first = ablate(config, seeds=1, mode="leave-one-out", scoring=STAND_IN, progress=False,
-                   extra_plugins=[InterruptOnce(8)])
+                   extra_plugins=[interrupt_once(8)])
     assert first.interrupted and first.runs == []  # the baseline was interrupted at step 9, nothing else ran
     rd = first.out / "baseline" / "seed-0"
     assert json.loads((rd / "status.json").read_text())["status"] == "interrupted"

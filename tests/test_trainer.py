@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import tomllib
 
 import pytest
@@ -62,21 +60,9 @@ def test_resume_continues_exactly(make_config, tiny_images, stop_at):
     assert losses(resumed.run_dir) == full
 
 
-class InterruptAt:
-    """Sends this process a real SIGINT (Ctrl-C) during a step."""
-
-    def __init__(self, step):
-        self.step = step
-
-    @hookimpl
-    def ganlab_after_d_loss(self, state):
-        if state.step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
-def test_ctrl_c_writes_a_checkpoint_and_resume_matches(make_config, tiny_images):
+def test_ctrl_c_writes_a_checkpoint_and_resume_matches(make_config, tiny_images, interrupt_once):
     full = losses(train(make_config(), quiet=True, images=tiny_images).run_dir)
-    first = train(make_config(), quiet=True, images=tiny_images, extra_plugins=[InterruptAt(6)])
+    first = train(make_config(), quiet=True, images=tiny_images, extra_plugins=[interrupt_once(6)])
     assert first.status == "interrupted" and first.step == 7  # the step in flight finishes
     assert json.loads((first.run_dir / "status.json").read_text())["status"] == "interrupted"
     assert load_checkpoint(first.run_dir / "checkpoints" / "latest.pt")["step"] == 7

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import tomllib
 import uuid
@@ -18,7 +17,6 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from ganlab import hookimpl
 from ganlab.config import build_config, load_config
 from ganlab.errors import ConfigError
 from ganlab.sweep import Scoring
@@ -267,23 +265,10 @@ def test_failed_trials_are_recorded_with_their_reason_and_the_study_goes_on(setu
     assert "diverged: a loss became NaN" in csv and "quality says no" in csv
 
 
-class InterruptOnce:
-    """Sends this process a real SIGINT (Ctrl-C) at a step of the first run that reaches it."""
-
-    def __init__(self, step):
-        self.step, self.fired = step, False
-
-    @hookimpl
-    def ganlab_after_d_loss(self, state):
-        if state.step == self.step and not self.fired:
-            self.fired = True
-            os.kill(os.getpid(), signal.SIGINT)
-
-
-def test_ctrl_c_leaves_the_study_resumable_and_the_trial_continues_from_its_checkpoint(setup):
+def test_ctrl_c_leaves_the_study_resumable_and_the_trial_continues_from_its_checkpoint(setup, interrupt_once):
     config = setup({"toggle": ["soft_labels"], "pruner": "none", "startup_trials": 1,
                     "params": {"train.lr_g": {"low": 1e-4, "high": 1e-2, "log": True}}})
-    first = tune(config, trials=3, scoring=STAND_IN, progress=False, extra_plugins=[InterruptOnce(8)])
+    first = tune(config, trials=3, scoring=STAND_IN, progress=False, extra_plugins=[interrupt_once(8)])
     assert first.interrupted
     trials = trials_of(config)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
